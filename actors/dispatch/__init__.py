@@ -1,0 +1,1 @@
+"""The pure dispatch library: normalization, policy bundles, decisions, optimizer, shadow replay."""

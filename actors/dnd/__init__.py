@@ -1,0 +1,63 @@
+"""Tabletop rules: the ``Ruleset`` interface and D&D 5e (dice, checks, initiative)."""
+
+from actors.dnd.dice import (
+    MAX_CONSTANT,
+    MAX_DICE,
+    MAX_EXPRESSION_LENGTH,
+    MAX_SIDES,
+    MAX_TERMS,
+    MIN_SIDES,
+    DiceExpression,
+    DiceRoll,
+    DiceTerm,
+    RollResult,
+    parse,
+    roll,
+)
+from actors.dnd.errors import (
+    AbilityScoreError,
+    CheckError,
+    DiceError,
+    DiceLimitError,
+    DiceSyntaxError,
+    LevelError,
+    RulesError,
+)
+from actors.dnd.ruleset import (
+    Ability,
+    Advantage,
+    CheckInput,
+    CheckResult,
+    D20Roll,
+    Dnd5eRuleset,
+    Ruleset,
+)
+
+__all__ = [
+    "MAX_CONSTANT",
+    "MAX_DICE",
+    "MAX_EXPRESSION_LENGTH",
+    "MAX_SIDES",
+    "MAX_TERMS",
+    "MIN_SIDES",
+    "Ability",
+    "AbilityScoreError",
+    "Advantage",
+    "CheckError",
+    "CheckInput",
+    "CheckResult",
+    "D20Roll",
+    "DiceError",
+    "DiceExpression",
+    "DiceLimitError",
+    "DiceRoll",
+    "DiceSyntaxError",
+    "DiceTerm",
+    "Dnd5eRuleset",
+    "LevelError",
+    "RollResult",
+    "RulesError",
+    "Ruleset",
+    "parse",
+    "roll",
+]

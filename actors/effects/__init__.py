@@ -1,0 +1,1 @@
+"""The effects actor: timed buffs and debuffs that expire with attribution as turn steps end."""

@@ -1,0 +1,1 @@
+"""The encounter actor: initiative, the active combatant and the turn-step state machine."""

@@ -1,0 +1,1 @@
+"""The lobby actor: rooms players gather in before a Battleship match."""

@@ -1,0 +1,1 @@
+"""The mastery actor: expiration-triggered procs, validated against the step's real expirations."""

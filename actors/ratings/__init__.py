@@ -1,0 +1,1 @@
+"""The ratings actor: Elo ladders of users and agents fed by finished rated matches."""

@@ -1,0 +1,1 @@
+"""Deep Q-learning for Battleship: the agent, its trainer, evaluation and the training actor."""

@@ -1,0 +1,1 @@
+"""The workflow actor (shadow mode): one entity per ticket; it observes and proposes, never acts."""

@@ -1,0 +1,1 @@
+"""Battleship's HTTP routes and WebSockets, mounted by ``gateway/routes/battleship.py``."""

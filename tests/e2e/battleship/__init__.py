@@ -1,0 +1,1 @@
+"""Helpers of the Battleship HTTP and WebSocket tests (end-to-end and integration)."""

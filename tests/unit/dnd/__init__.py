@@ -1,0 +1,1 @@
+"""Unit tests of the D&D 5e ruleset."""

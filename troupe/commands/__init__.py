@@ -1,0 +1,1 @@
+"""Subcommands contributed by domains: each module defines ``register(subparsers)``."""
