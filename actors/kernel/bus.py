@@ -96,6 +96,8 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self.settings = settings
         self.closing = False
+        self.disconnects = 0
+        """Counts lost links: a consumer positioned before the last one may have lost a delivery."""
 
     @classmethod
     async def connect(cls, url: str, settings: Settings, *, name: str = "troupe") -> Bus:
@@ -105,6 +107,8 @@ class Bus:
         bus: Bus | None = None
 
         async def on_disconnect() -> None:
+            if bus is not None:
+                bus.disconnects += 1
             if bus is None or not bus.closing:
                 log.warning("nats disconnected")
 

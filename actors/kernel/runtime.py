@@ -142,6 +142,11 @@ class Runner(Generic[S]):
         self._max_payload = 1024 * 1024
         self._last_gauge = 0.0
         self._outgoing: asyncio.Queue[list[outbox.Row]] = asyncio.Queue(maxsize=2)
+        self._committed: dict[str, int] = {}
+        """Stream -> last sequence this run committed a position for."""
+        self._inflight: dict[str, int] = {}
+        """Stream -> fetched batches queued or being applied."""
+        self._batch_done = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -205,7 +210,10 @@ class Runner(Generic[S]):
                 self.epoch, committed = await positions.take_over(
                     conn, self.consumer, list(filters), _now()
                 )
+            self._committed = dict(committed)
+            self._inflight = {}
             self._max_payload = int(self.bus.nc.max_payload or self._max_payload)
+            positioned = self.bus.disconnects
             subs = {
                 stream: await self.bus.position_consumer(
                     stream, self.consumer, fs, committed.get(stream, 0)
@@ -218,7 +226,9 @@ class Runner(Generic[S]):
                 responders = await self._start_responders()
             queue: asyncio.Queue[tuple[str, list[Msg]]] = asyncio.Queue(maxsize=1)
             tasks = [
-                asyncio.create_task(self._fetch_loop(stream, sub, queue, closing))
+                asyncio.create_task(
+                    self._fetch_loop(stream, filters[stream], sub, positioned, queue, closing)
+                )
                 for stream, sub in subs.items()
             ]
             self._outgoing = asyncio.Queue(maxsize=2)
@@ -253,12 +263,39 @@ class Runner(Generic[S]):
     async def _fetch_loop(
         self,
         stream: str,
+        filters: list[str],
         sub: JetStreamContext.PullSubscription,
+        positioned: int,
         queue: asyncio.Queue[tuple[str, list[Msg]]],
         closing: asyncio.Event,
     ) -> None:
+        """Fetch batches in stream order; after a lost link, start again at the committed position.
+
+        A batch delivered while the link was down is lost in transit, and the
+        AckAll of a later batch would acknowledge it unseen. So once the bus
+        has disconnected since this consumer was positioned, nothing fetched
+        is handed on: the batches in hand are finished, then the consumer is
+        recreated just after the last committed sequence.
+        """
         failures = 0
         while not closing.is_set():
+            if self.bus.disconnects != positioned:
+                generation = self.bus.disconnects
+                try:
+                    await self._drain(stream, closing)
+                    sub = await self._reposition(stream, filters, sub)
+                except Exception as exc:
+                    failures += 1
+                    log.warning("%s: repositioning on %s failed: %s", self.consumer, stream, exc)
+                    await _sleep_or_stop(closing, self._backoff(failures))
+                    continue
+                positioned = generation
+                log.info(
+                    "%s: link to NATS was lost; resumed %s after sequence %d",
+                    self.consumer,
+                    stream,
+                    self._committed.get(stream, 0),
+                )
             try:
                 msgs = await sub.fetch(
                     self.settings.batch_size, timeout=self.settings.fetch_timeout_seconds
@@ -271,8 +308,26 @@ class Runner(Generic[S]):
                 await _sleep_or_stop(closing, self._backoff(failures))
                 continue
             failures = 0
-            if msgs and not closing.is_set():
+            if msgs and not closing.is_set() and self.bus.disconnects == positioned:
+                self._inflight[stream] = self._inflight.get(stream, 0) + 1
                 await queue.put((stream, msgs))
+
+    async def _drain(self, stream: str, closing: asyncio.Event) -> None:
+        """Until every batch fetched from ``stream`` is applied (or this run is closing)."""
+        while self._inflight.get(stream, 0) and not closing.is_set():
+            self._batch_done.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):  # closing sets no event of its own here
+                    await self._batch_done.wait()
+
+    async def _reposition(
+        self, stream: str, filters: list[str], old: JetStreamContext.PullSubscription
+    ) -> JetStreamContext.PullSubscription:
+        with contextlib.suppress(Exception):
+            await old.unsubscribe()
+        return await self.bus.position_consumer(
+            stream, self.consumer, filters, self._committed.get(stream, 0)
+        )
 
     async def _process_loop(
         self, queue: asyncio.Queue[tuple[str, list[Msg]]], stop: asyncio.Event, lease: Lease
@@ -294,6 +349,9 @@ class Runner(Generic[S]):
             except Abandoned:
                 log.info("%s: shutdown abandoned an uncommitted batch", self.consumer)
                 return
+            finally:
+                self._inflight[stream] -= 1
+                self._batch_done.set()
 
     async def _idle(self) -> None:
         try:
@@ -460,6 +518,7 @@ class Runner(Generic[S]):
             # the publisher must read the outbox before it publishes anything newer.
             self._dirty = True
             raise
+        self._committed[stream] = last_seq
         applied, rejections = counts
         duplicates = len(entries) - len(fresh)
         self.stats.duplicates += duplicates

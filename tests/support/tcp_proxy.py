@@ -1,4 +1,4 @@
-"""A TCP proxy between an actor and its database that can cut or stall every link on demand."""
+"""A TCP proxy in front of a database or nats-server that cuts or stalls links on demand."""
 
 from __future__ import annotations
 
@@ -41,9 +41,16 @@ class FaultyProxy:
 
     async def stall(self, seconds: float) -> None:
         """Stop forwarding bytes for a while; the links stay open."""
+        self.freeze()
+        await asyncio.sleep(seconds)
+        self.thaw()
+
+    def freeze(self) -> None:
+        """Stop forwarding bytes until ``thaw``; bytes in hand are lost if the link is cut."""
         self.stalls += 1
         self._flowing.clear()
-        await asyncio.sleep(seconds)
+
+    def thaw(self) -> None:
         self._flowing.set()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -178,12 +178,41 @@ async def wait_applied(
             await asyncio.sleep(0.2)
     finally:
         await engine.dispose()
-    where = ""
+    where = await _untallied(db_url)
     if actor is not None and actor.proc is not None and actor.proc.poll() is None:
         os.kill(actor.proc.pid, signal.SIGUSR1)  # the actor prints its tasks' stacks
         await asyncio.sleep(1)
         where = "\n" + actor.log.read_text(errors="replace")[-6000:]
     raise AssertionError(f"applied/tallied {counts} of {expected} before the deadline{where}")
+
+
+async def _untallied(db_url: str) -> str:
+    """Deposits the tally never applied, with where the outbox says they landed."""
+    engine = create_engine(db_url, write=False)
+    try:
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    text(
+                        "SELECT o.id, o.event_id, o.subject, o.stream_seq, o.published_at"
+                        " FROM outbox o WHERE o.producer = 'accounts'"
+                        " AND o.subject LIKE 'evt.acct.%.deposited' AND NOT EXISTS"
+                        " (SELECT 1 FROM consumer_ledger l"
+                        "  WHERE l.consumer = 'tally' AND l.message_id = o.event_id)"
+                        " ORDER BY o.id LIMIT 5"
+                    )
+                )
+            ).all()
+            marks = (
+                await conn.execute(
+                    text("SELECT consumer, stream, last_seq, epoch FROM consumer_position")
+                )
+            ).all()
+    except Exception as exc:
+        return f"\n(no diagnosis: {exc})"
+    finally:
+        await engine.dispose()
+    return f"\nuntallied deposits: {[tuple(r) for r in rows]}\npositions: {marks}"
 
 
 async def verify(nats_url: str, db_url: str, plan: Plan) -> None:
