@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 EXTRAS ?= dev,training
 
-.PHONY: run test test-unit test-integration test-e2e rl-test train lint typecheck bench migrate fmt clean venv
+.PHONY: system-deps run test test-unit test-integration test-e2e rl-test train lint typecheck bench migrate fmt clean venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,13 @@ bench: $(STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/troupe migrate
+
+system-deps:  ## promtool (Debian package prometheus) for the alert-rule tests; needs root or sudo
+	@command -v promtool >/dev/null 2>&1 || { \
+	  SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -n"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+	  || { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }; }
 
 clean:
 	rm -rf $(VENV) .troupe .mypy_cache .ruff_cache .pytest_cache
