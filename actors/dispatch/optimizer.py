@@ -15,6 +15,7 @@ from schemas.dispatch.optimizer import (
     OptimizationInput,
     OptimizationOutput,
     RankedCandidate,
+    Recommendation,
     ScoreComponents,
     TechnicianCandidate,
 )
@@ -168,6 +169,16 @@ def rank(request: OptimizationInput) -> OptimizationOutput:
         excluded=tuple(sorted(excluded, key=lambda e: e.technician_id)),
         considered=len(request.candidates),
     )
+
+
+def recommendation(output: OptimizationOutput, technician_id: str) -> Recommendation | None:
+    """What a visit proposal for ``technician_id`` records of this ranking (None if unranked)."""
+    for candidate in output.ranked:
+        if candidate.technician_id == technician_id:
+            return Recommendation(
+                input_sha256=output.input_sha256, rank=candidate.rank, score=candidate.score
+            )
+    return None
 
 
 def _clamp(points: int) -> int:

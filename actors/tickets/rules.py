@@ -519,6 +519,7 @@ def _effects(state: TicketState, message: Command, link: Link, tenant: str) -> l
                     technician_id=message.technician_id,
                     window=message.window,
                     note=message.note,
+                    recommendation=message.recommendation,
                 )
             ]
         case ConfirmVisit():

@@ -691,7 +691,8 @@ def _optimize_route(http: DispatchHttp) -> HTTPRouteHandler:
             "Hard filters (skills, availability, load, distance) exclude candidates with every "
             "reason; the rest are scored and ranked with an explanation per component. Nothing "
             "is read or written: the same input always gets the same output, tied to it by "
-            "`input_sha256`. To act on a recommendation, send propose-visit."
+            "`input_sha256`. To act on a recommendation, send propose-visit with its "
+            "`recommendation` (input_sha256, rank, score): the ticket's events keep it."
         ),
         tags=[TAG],
         status_code=200,

@@ -129,3 +129,15 @@ __all__ = [
     "TechnicianCandidate",
     "Weight",
 ]
+
+
+class Recommendation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The optimizer ranking a visit proposal followed, recorded with the proposal.
+
+    ``input_sha256`` names the exact optimization input (the output carries the
+    same hash), so the ranking can be recomputed and checked later.
+    """
+
+    input_sha256: Sha256Hex
+    rank: PositiveInt
+    score: Points

@@ -20,6 +20,7 @@ from schemas.dispatch.common import (
     TimeWindow,
     Token,
 )
+from schemas.dispatch.optimizer import Recommendation
 from schemas.dispatch.records import DispatchCommand, InputValue, PolicyDecision, TimelineEntry
 
 Justification = Annotated[str, Meta(min_length=8, max_length=2000)]
@@ -49,6 +50,8 @@ class ProposeVisit(Command, frozen=True, tag="tickets.propose_visit.v1"):
     technician_id: Key
     window: TimeWindow
     note: Text = ""
+    recommendation: Recommendation | None = None
+    """The optimizer ranking this proposal follows, if it follows one."""
 
 
 class ConfirmVisit(Command, frozen=True, tag="tickets.confirm_visit.v1"):
@@ -188,6 +191,8 @@ class VisitProposed(TicketEvent, frozen=True, tag="tickets.visit_proposed.v1"):
     technician_id: Key
     window: TimeWindow
     note: Text = ""
+    recommendation: Recommendation | None = None
+    """The optimizer ranking this proposal follows, if it follows one."""
 
 
 class VisitConfirmed(TicketEvent, frozen=True, tag="tickets.visit_confirmed.v1"):

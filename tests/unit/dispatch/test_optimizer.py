@@ -10,10 +10,28 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.dispatch.optimizer import EARTH_RADIUS_KM, haversine_km, rank
-from schemas.dispatch import GeoPoint, OptimizationInput, TechnicianCandidate, TimeWindow
+from actors.dispatch.optimizer import EARTH_RADIUS_KM, haversine_km, rank, recommendation
+from schemas.base import Rejection
+from schemas.dispatch import (
+    DecisionRecorded,
+    GeoPoint,
+    OptimizationInput,
+    ProposeVisit,
+    Recommendation,
+    TechnicianCandidate,
+    TimeWindow,
+    VisitProposed,
+)
 from schemas.dispatch.optimizer import ScoringWeights
-from tests.unit.dispatch.builders import utc
+from tests.unit.dispatch.builders import (
+    MONDAY_10_CDT,
+    Driver,
+    create_ticket,
+    env_for,
+    make_bundle,
+    utc,
+    window,
+)
 
 SITE = GeoPoint(lat=41.8781, lon=-87.6298)  # Chicago Loop
 START = utc(2025, 6, 3, 14, 0)
@@ -184,3 +202,36 @@ def test_ranking_is_independent_of_candidate_order(
     assert first.excluded == second.excluded
     scores = [r.score for r in first.ranked]
     assert scores == sorted(scores, reverse=True)
+
+
+def test_a_proposal_records_the_ranking_it_follows() -> None:
+    output = rank(request(tech("near", km=2), tech("far", km=40), tech("sparky", skills=())))
+    first = recommendation(output, "near")
+    assert first == Recommendation(
+        input_sha256=output.input_sha256, rank=1, score=output.ranked[0].score
+    )
+    assert recommendation(output, "far") is not None
+    assert recommendation(output, "sparky") is None  # excluded, so never recommended
+    assert recommendation(output, "nobody") is None
+
+    driver = Driver(env_for(make_bundle()))
+    driver.send(create_ticket())
+    proposal = ProposeVisit(
+        visit_id="v1",
+        technician_id="near",
+        window=window(MONDAY_10_CDT),
+        recommendation=first,
+    )
+    decision = driver.send(proposal)
+    assert not isinstance(decision, Rejection)
+    proposed = [e for e in driver.events if isinstance(e, VisitProposed)]
+    assert [e.recommendation for e in proposed] == [first]
+    # The decision record's normalized command keeps it too, so the ranking is auditable.
+    recorded = [e for e in driver.events if isinstance(e, DecisionRecorded)][-1]
+    assert recorded.command.parameters["recommendation"] == msgspec.to_builtins(first)
+    # A recommendation that names no input is refused at the boundary.
+    with pytest.raises(msgspec.ValidationError, match="input_sha256"):
+        msgspec.convert(
+            {**msgspec.to_builtins(proposal), "recommendation": {"rank": 1, "score": 5}},
+            ProposeVisit,
+        )
