@@ -88,6 +88,19 @@ class Caller:
         return self.principal.tenant or DEFAULT_TENANT
 
 
+def closed_reads(actors: Sequence[Actor[Any]]) -> dict[str, str]:
+    """Reads that show secret state unredacted: closed to tokens until scopes are configured."""
+    secret = sorted(a.domain for a in actors if a.secret_state)
+    if not secret:
+        return {}
+    closed = {
+        f"{domain}.read": f"{domain} state holds what some callers must not see"
+        for domain in secret
+    }
+    closed["events.read"] = f"the event stream shows {', '.join(secret)} events unredacted"
+    return closed
+
+
 def _no_auth() -> Authenticator:
     return Authenticator(AuthConfig(enabled=False))
 
@@ -124,6 +137,7 @@ class Services:
         domains = [a.domain for a in self.actors]
         if len(set(domains)) != len(domains):
             raise ValueError(f"two actors share a domain: {sorted(domains)}")
+        self.authenticator.close(closed_reads(self.actors))
         self.sender = CommandSender(self.bus)
         retention = self.gateway.idempotency.retention + self.gateway.idempotency.lease
         self.idempotency = IdempotencyBucket(

@@ -33,6 +33,7 @@ from schemas.base import KEY_PATTERN
 __all__ = [
     "ANONYMOUS",
     "DEFAULT_ALGORITHMS",
+    "ActionNotConfigured",
     "AuthConfig",
     "AuthConfigError",
     "AuthError",
@@ -316,6 +317,19 @@ class InsufficientScope(AuthError):
         )
 
 
+class ActionNotConfigured(AuthError):
+    """Raised for an action that stays closed until an operator configures its scopes (403)."""
+
+    def __init__(self, action: str, why: str) -> None:
+        super().__init__(
+            forbidden(
+                f"{action} is closed until TROUPE_AUTH_REQUIRED_SCOPES names scopes for it: {why}",
+                code="action_not_configured",
+            )
+        )
+        self.action = action
+
+
 class KeySetUnavailable(AuthError):
     """Raised when the issuer's JWKS cannot be fetched and no usable copy is cached (503)."""
 
@@ -565,6 +579,8 @@ class Authenticator:
 
     def __init__(self, config: AuthConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.closed: dict[str, str] = {}
+        """Actions no token may perform until scopes are configured for them, and why."""
         self._public_key: PublicKey | None = None
         self.jwks: JwksCache | None = None
         if not config.enabled:
@@ -692,10 +708,18 @@ class Authenticator:
         """The scopes configured for ``action`` (none: any authenticated caller may)."""
         return self.config.required_scopes.get(action, ())
 
+    def close(self, actions: Mapping[str, str]) -> None:
+        """Refuse ``actions`` (action -> why) to every token unless scopes are configured."""
+        self.closed.update(actions)
+
     def authorize(self, principal: Principal, action: str) -> None:
         """Raise ``InsufficientScope`` unless ``principal`` may perform ``action``."""
-        if self.enabled:
-            require_scope(principal, *self.required_scopes(action), realm=self.config.realm)
+        if not self.enabled:
+            return
+        required = self.required_scopes(action)
+        if not required and action in self.closed:
+            raise ActionNotConfigured(action, self.closed[action])
+        require_scope(principal, *required, realm=self.config.realm)
 
     def guard(
         self, action: str

@@ -120,6 +120,10 @@ class Actor(Generic[S]):
     """Entered before the actor consumes and left at shutdown: for watchers and caches
     ``decide`` reads (a feature flag kept current from a KV bucket, say)."""
     description: str = ""
+    secret_state: bool = False
+    """State or events hold what some callers must not see (a hidden fleet): with tokens
+    on, the gateway keeps ``<domain>.read`` and ``events.read`` closed until scopes are
+    configured for them, instead of open to any valid token."""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -136,6 +136,7 @@ ACTOR: Actor[MatchState] = Actor(
         "Battleship matches (key = match id): users and agents place fleets and fire in turn; "
         "agents move inside decide, every move is an event."
     ),
+    secret_state=True,  # hidden fleets and the seed: only the battleship routes redact them
 )
 
 __all__ = [

@@ -90,8 +90,8 @@ READ_ACTION: Final = "battleship.read"
 """The action (``TROUPE_AUTH_REQUIRED_SCOPES``) of every Battleship read route and socket.
 
 Separate from ``match.read`` on purpose: ``GET /v1/state/match/...`` and ``/v1/events``
-show a match unredacted (fleets and seed), so those belong to operators, while players
-need only this one.
+show a match unredacted (fleets and seed), so those belong to operators (the match actor's
+``secret_state`` keeps them closed until configured), while players need only this one.
 """
 TAGS: Final = ["battleship"]
 PAGE_MAX: Final = 200

@@ -50,6 +50,8 @@ SCOPES = {
     "policy.pause_autonomy": [ADMIN],
     "policy.resume_autonomy": [ADMIN],
     "dispatch.optimize": [READ],
+    # troupe up runs the match actor too, whose secrets close events.read until configured.
+    "events.read": [READ],
 }
 EVERYTHING = f"{WRITE} {READ} {ADMIN}"
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"

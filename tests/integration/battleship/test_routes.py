@@ -340,3 +340,13 @@ async def test_with_tokens_a_player_may_only_move_in_their_own_match(
         )
         await bob.ok(f"/rooms/{room_id}/join")
         problem(await bob.post(f"/rooms/{room_id}/close"), 403, "not_host")
+
+        # The generic reads show fleets and the seed unredacted: with no scopes configured
+        # for them they stay closed to every token, players' included.
+        everything = {"Authorization": f"Bearer {token(signing_key, 'bob', PLAYS)}"}
+        for path, params in (
+            (f"/v1/state/match/{match_id}", None),
+            ("/v1/events", {"subject": f"evt.match.{match_id}.>"}),
+        ):
+            leak = await http.get(path, params=params, headers=everything)
+            assert "match" in problem(leak, 403, "action_not_configured")["detail"]

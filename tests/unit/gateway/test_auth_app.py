@@ -16,7 +16,10 @@ from litestar.connection import WebSocket
 from litestar.params import FromPath
 from litestar.testing import TestClient
 
-from gateway.auth import AuthConfig, Authenticator, Principal, auth_middleware
+from actors.kernel.actor import Actor
+from actors.kernel.store import JsonStateStore
+from gateway.app import closed_reads
+from gateway.auth import ANONYMOUS, AuthConfig, Authenticator, Principal, auth_middleware
 from gateway.problems import PROBLEM_JSON, exception_handlers
 from tests.support.jwks import JwksServer, SigningKey, claims, rsa_key, serve_jwks
 
@@ -176,3 +179,54 @@ def test_the_mounting_example_in_the_docs_runs(monkeypatch: pytest.MonkeyPatch) 
         assert client.get("/v1/me").json() == {"subject": "local"}
         assert client.post("/v1/encounters/e7/next_turn").json() == {"key": "e7"}
         assert client.get("/healthz").text == "ok"
+
+
+def test_a_secret_domain_keeps_its_raw_reads_closed_until_configured(
+    jwks: JwksServer, key: SigningKey
+) -> None:
+    secret = Actor(
+        name="vault",
+        domain="vault",
+        state_type=dict,
+        initial=lambda key: {},
+        decide=lambda state, message, ctx: [],
+        evolve=lambda state, event: state,
+        store=JsonStateStore(dict),
+        secret_state=True,
+    )
+    closed = closed_reads([secret])
+    assert set(closed) == {"vault.read", "events.read"}
+    assert closed_reads([]) == {}
+
+    def app_with(required: dict[str, tuple[str, ...]]) -> Litestar:
+        config = AuthConfig(
+            issuer="https://issuer.test/",
+            audience=("troupe-api",),
+            jwks_url=jwks.url,
+            required_scopes=required,
+        )
+        auth = Authenticator(config)
+        auth.close(closed)
+
+        @get("/v1/state/vault/{key:str}", guards=[auth.guard("vault.read")])
+        async def read(key: FromPath[str]) -> dict[str, str]:
+            return {"key": key}
+
+        return Litestar(
+            [read], middleware=[auth_middleware(auth)], exception_handlers=exception_handlers()
+        )
+
+    everything = {"Authorization": f"Bearer {key.sign(claims(scope='vault:read ops'))}"}
+    with TestClient(app_with({})) as client:
+        denied = client.get("/v1/state/vault/v1", headers=everything)
+        assert denied.status_code == 403
+        assert denied.json()["code"] == "action_not_configured"
+        assert "vault.read" in denied.json()["detail"]
+    with TestClient(app_with({"vault.read": ("ops",)})) as client:
+        assert client.get("/v1/state/vault/v1", headers=everything).json() == {"key": "v1"}
+        player = {"Authorization": f"Bearer {key.sign(claims(scope='vault:read'))}"}
+        assert client.get("/v1/state/vault/v1", headers=player).status_code == 403
+    # Without tokens (loopback, auth off) nothing is closed: the local operator sees all.
+    open_auth = Authenticator(AuthConfig(enabled=False))
+    open_auth.close(closed)
+    open_auth.authorize(ANONYMOUS, "vault.read")
