@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import TypeDecorator
 
 from actors.kernel.actor import Change, StaleState
+from actors.kernel.db import one_of
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -121,7 +122,7 @@ async def fence(
     existing = [c.key for c in changes if c.previous > 0]
     if not existing:
         return {}
-    query = select(key, table.c.version, table.c.updated_at).where(key.in_(existing))
+    query = select(key, table.c.version, table.c.updated_at).where(one_of(conn, key, existing))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     stored = {r[0]: (int(r[1]), r[2]) for r in await conn.execute(query)}

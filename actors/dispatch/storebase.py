@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.dispatch.sql import Memory, Row, fence, insert_roots
 from actors.kernel.actor import Change, Versioned
+from actors.kernel.db import one_of
 
 S = TypeVar("S")
 
@@ -28,7 +29,7 @@ async def read_rows(
 
 
 async def _heads(conn: AsyncConnection, key: Column[Any], keys: Sequence[str]) -> dict[str, Any]:
-    found = await conn.execute(select(key.table).where(key.in_(list(keys))))
+    found = await conn.execute(select(key.table).where(one_of(conn, key, keys)))
     return {getattr(r, key.name): r for r in found}
 
 

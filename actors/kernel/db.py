@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TextClause, bindparam, event, text
+from sqlalchemy import ColumnElement, DateTime, MetaData, TextClause, any_, bindparam, event, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -110,6 +111,19 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     finally:
         with contextlib.suppress(Exception):
             await conn.close()
+
+
+def one_of(
+    conn: AsyncConnection, column: ColumnElement[Any], values: Sequence[Any]
+) -> ColumnElement[bool]:
+    """``column IN values``; on PostgreSQL ``column = ANY(:array)``, one parameter.
+
+    An expanding IN renders a statement per number of values, which asyncpg
+    prepares anew and PostgreSQL plans anew for every batch.
+    """
+    if conn.dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    return column.in_(list(values))
 
 
 def values_update(

@@ -13,7 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from actors.kernel.actor import Change, StaleState, Versioned
-from actors.kernel.db import values_update
+from actors.kernel.db import one_of, values_update
 from actors.kernel.tables import actor_state
 
 S = TypeVar("S")
@@ -41,13 +41,6 @@ _SQLITE_UPDATE = """
     RETURNING actor_state.key
 """
 
-# One array parameter: an expanding IN would render a statement per key count, which
-# asyncpg prepares anew and PostgreSQL plans anew for every batch.
-_PG_LOAD = text(
-    "SELECT key, version, state FROM actor_state"
-    " WHERE actor = :actor AND key = ANY(CAST(:keys AS text[]))"
-)
-
 _PG_INSERT = text(
     """
     INSERT INTO actor_state (actor, key, version, state, updated_at)
@@ -73,14 +66,11 @@ class JsonStateStore(Generic[S]):
     ) -> Mapping[str, Versioned[S]]:
         if not keys:
             return {}
-        if conn.dialect.name == "postgresql":
-            rows = await conn.execute(_PG_LOAD, {"actor": actor, "keys": list(keys)})
-        else:
-            rows = await conn.execute(
-                select(actor_state.c.key, actor_state.c.version, actor_state.c.state).where(
-                    actor_state.c.actor == actor, actor_state.c.key.in_(list(keys))
-                )
+        rows = await conn.execute(
+            select(actor_state.c.key, actor_state.c.version, actor_state.c.state).where(
+                actor_state.c.actor == actor, one_of(conn, actor_state.c.key, keys)
             )
+        )
         return {r.key: Versioned(self._decoder.decode(r.state), int(r.version)) for r in rows}
 
     async def save(self, conn: AsyncConnection, actor: str, changes: Sequence[Change[S]]) -> None:

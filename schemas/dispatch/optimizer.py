@@ -118,19 +118,6 @@ class OptimizationOutput(
     considered: int
 
 
-__all__ = [
-    "ExcludedCandidate",
-    "OptimizationInput",
-    "OptimizationOutput",
-    "Points",
-    "RankedCandidate",
-    "ScoreComponents",
-    "ScoringWeights",
-    "TechnicianCandidate",
-    "Weight",
-]
-
-
 class Recommendation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The optimizer ranking a visit proposal followed, recorded with the proposal.
 
@@ -141,3 +128,17 @@ class Recommendation(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     input_sha256: Sha256Hex
     rank: PositiveInt
     score: Points
+
+
+__all__ = [
+    "ExcludedCandidate",
+    "OptimizationInput",
+    "OptimizationOutput",
+    "Points",
+    "RankedCandidate",
+    "Recommendation",
+    "ScoreComponents",
+    "ScoringWeights",
+    "TechnicianCandidate",
+    "Weight",
+]
